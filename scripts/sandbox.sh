@@ -2,6 +2,7 @@
 # The sandbox: real systemd hosts in local containers, laid out like staging/production.
 #   app1, app2  the 19 services and nginx      data    PostgreSQL and Redis
 #   search      Meilisearch (emulated)         forge   git daemon serving the application
+# The controller needs .venv (scripts/bootstrap.sh) to write the fixture application.
 # Usage: scripts/sandbox.sh up | down | status
 # `up` installs and starts the engine, builds the image, creates what is missing and
 # waits until every host's systemd is running. Reruns are quick no-ops.
@@ -57,6 +58,14 @@ start_forge() {
     git daemon --reuseaddr --export-all --base-path=/srv/git /srv/git >/dev/null 2>&1
 }
 
+seed_app_repo() {
+  # The fixture application as a real git repository (tag v1), served by the forge.
+  [ -d "$state/git/pakashop-app.git" ] && return 0
+  "$root/.venv/bin/python" "$root/tests/fixtures/app/make_repo.py" --repo "$state/app" \
+    --catalog "$root/roles/pakashop_catalog/defaults/main.yml" --version v1 --tag v1 \
+    --bare-mirror "$state/git/pakashop-app.git" >/dev/null
+}
+
 up() {
   "$root/scripts/docker-engine.sh"
   local image
@@ -66,6 +75,7 @@ up() {
   for h in "${hosts[@]}"; do boot_host "$h" "$image"; done
   for h in "${hosts[@]}"; do wait_running "$h"; done
   start_forge
+  seed_app_repo
   echo "sandbox up: ${hosts[*]} (image $image)"
 }
 
