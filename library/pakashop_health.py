@@ -49,6 +49,9 @@ options:
         type: str
         choices: [http, https]
         default: http
+      release:
+        description: Release this service must report; overrides O(expect_release) for it (e.g. after a rollback of one service).
+        type: str
   host:
     description: Default address for services that do not set their own C(host).
     type: str
@@ -243,7 +246,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -437,6 +440,8 @@ CHECKERS: dict[str, Callable[[Opener, str, Settings], dict[str, Any]]] = {
 
 def check_service(service: dict[str, Any], cfg: Settings, opener: Opener, give_up_at: float) -> dict[str, Any]:
     started = time.monotonic()
+    if service.get("release"):
+        cfg = replace(cfg, expect_release=service["release"])
     root = base_url(service["scheme"], service["host"], service["port"])
     results: dict[str, dict[str, Any]] = {}
     pending = list(cfg.checks)
@@ -508,6 +513,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
             "port": {"type": "int", "required": True},
             "host": {"type": "str"},
             "scheme": {"type": "str", "choices": ["http", "https"], "default": "http"},
+            "release": {"type": "str"},
         },
     },
     "host": {"type": "str", "default": "127.0.0.1"},

@@ -38,7 +38,9 @@ options:
     description: Release id (C(YYYYmmddTHHMMSSZ-<revision>)). Required for built, switched and bad.
     type: str
   services:
-    description: Services to act on (from the catalog); only C(name) and C(runtime) are read.
+    description:
+      - Services to act on (from the catalog); C(name), C(runtime) and, with O(state=switched),
+        an optional C(release) that overrides O(release) for that service are read.
     type: list
     elements: dict
     required: true
@@ -281,14 +283,19 @@ def do_build(module: AnsibleModule, services: list[dict]) -> tuple[list[str], di
 def do_switch(module: AnsibleModule, services: list[dict]) -> list[str]:
     p = module.params
     changed = []
+    # Check every target first, so a refusal leaves all links as they were.
+    plan = []
     for svc in services:
+        release = svc.get("release") or p["release"]
         base = os.path.join(p["root"], svc["name"])
-        target = os.path.join("releases", p["release"])
+        target = os.path.join("releases", release)
         status = release_status(os.path.join(base, target))
         if status != "complete":
-            module.fail_json(msg=f"cannot switch {svc['name']} to release {p['release']}: it is {status}"
+            module.fail_json(msg=f"cannot switch {svc['name']} to release {release}: it is marked {status}"
                              if os.path.isdir(os.path.join(base, target))
-                             else f"cannot switch {svc['name']} to release {p['release']}: no such release")
+                             else f"cannot switch {svc['name']} to release {release}: no such release")
+        plan.append((svc, base, target))
+    for svc, base, target in plan:
         link = os.path.join(base, "current")
         if os.path.islink(link) and os.readlink(link) == target:
             continue
@@ -351,8 +358,7 @@ def main() -> None:
             "keep": {"type": "int", "default": 5},
             "build_timeout": {"type": "int", "default": 600},
         },
-        required_if=[("state", "built", ("release",)), ("state", "switched", ("release",)),
-                     ("state", "bad", ("release",))],
+        required_if=[("state", "built", ("release",)), ("state", "bad", ("release",))],
         mutually_exclusive=[("git_dir", "source_dir")],
         required_by={"git_dir": ("revision",)},
         supports_check_mode=True,
@@ -366,6 +372,11 @@ def main() -> None:
         module.fail_json(msg="keep must be at least 1")
     services = p["services"]
     for svc in services:
+        rel = svc.get("release")
+        if rel is not None and (not isinstance(rel, str) or not RELEASE_RE.match(rel) or ".." in rel):
+            module.fail_json(msg=f"invalid release id {rel!r} for service {svc.get('name')}")
+        if p["state"] == "switched" and not (rel or p["release"]):
+            module.fail_json(msg=f"state=switched needs release, or a release per service ({svc.get('name')})")
         if not isinstance(svc.get("name"), str) or not re.match(r"^[a-z][a-z0-9-]*$", svc["name"]):
             module.fail_json(msg=f"invalid service entry {svc!r}")
         if p["state"] == "built" and svc.get("runtime") not in ("node", "go", "python"):

@@ -18,7 +18,8 @@ except ImportError:  # the pure functions are usable without Ansible (tests, scr
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 RELEASE_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RUNTIMES = ("node", "go", "python")
-PORT_MIN, PORT_MAX = 1024, 65535
+PORT_MIN = 1024
+PORT_MAX = 65535
 SERVICE_KEYS = {
     "name", "port", "runtime", "depends_on", "requires", "env",
     "health_path", "ready_path", "metrics_path", "migrate",
@@ -80,8 +81,8 @@ def _normalise_service(item: Any, infra: dict[str, dict[str, Any]]) -> dict[str,
     env = item.get("env", {})
     if not isinstance(env, dict) or not all(re.match(r"^[A-Z_][A-Z0-9_]*$", str(k)) for k in env):
         _fail(f"service '{name}': env must map UPPER_CASE names to values, got {env!r}")
-    for key in DEFAULT_PATHS:
-        path = item.get(key, DEFAULT_PATHS[key])
+    for key, default in DEFAULT_PATHS.items():
+        path = item.get(key, default)
         if not isinstance(path, str) or not path.startswith("/"):
             _fail(f"service '{name}': {key} must be an absolute URL path, got {path!r}")
     return {
@@ -199,9 +200,13 @@ def pakashop_release_id(value: Any) -> str:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def pakashop_health_targets(services: list[dict[str, Any]], names: list[str] | None = None) -> list[dict[str, Any]]:
-    """Name and port of the catalog services (all, or those in `names`) for pakashop_health."""
-    return [{"name": s["name"], "port": s["port"]} for s in services if names is None or s["name"] in names]
+def pakashop_health_targets(services: list[dict[str, Any]], names: list[str] | None = None,
+                            releases: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Name and port of the catalog services (all, or those in `names`) for pakashop_health,
+    with the release each must report where `releases` names one."""
+    releases = releases or {}
+    return [{"name": s["name"], "port": s["port"], **({"release": releases[s["name"]]} if releases.get(s["name"]) else {})}
+            for s in services if names is None or s["name"] in names]
 
 
 class FilterModule:

@@ -156,3 +156,5 @@ def test_health_targets_carry_name_and_port_only():
     assert catalog.pakashop_health_targets(services, ["gateway", "search"]) == [
         {"name": "gateway", "port": 8000}, {"name": "search", "port": 3005}]
     assert len(catalog.pakashop_health_targets(services)) == 19
+    assert catalog.pakashop_health_targets(services, ["gateway", "search"], {"search": "R1", "config": "R0"}) == [
+        {"name": "gateway", "port": 8000}, {"name": "search", "port": 3005, "release": "R1"}]

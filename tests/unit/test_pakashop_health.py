@@ -336,3 +336,16 @@ def test_semantic_validation(run_module, args, message):
 
     assert failed
     assert message in result["msg"]
+
+
+
+def test_a_service_can_expect_its_own_release(serve, check):
+    port = serve(healthy_routes())
+    other = "20261122T000000Z-def5678"
+    result, failed = check([{"name": "backend", "port": port, "release": other},
+                            {"name": "gateway", "port": port}],
+                           expect_release=RELEASE, fail_on_unhealthy=False)
+    assert not failed and not result["healthy"]
+    assert result["failed_services"] == ["backend"]
+    reason = result["services"]["backend"]["checks"]["liveness"]["reason"]
+    assert reason == f"release mismatch (expected {other} got {RELEASE})"
