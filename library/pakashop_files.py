@@ -185,6 +185,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    # Secret content must not come back even in the echoed module arguments.
+    module.no_log_values.update(f["content"] for f in p["files"] if f["secret"] and f["content"])
     for spec in p["directories"] + p["files"]:
         if not os.path.isabs(spec["path"]):
             module.fail_json(msg=f"path must be absolute: {spec['path']}")
@@ -199,10 +201,11 @@ def main() -> None:
     wanted = {os.path.normpath(f["path"]) for f in p["files"]}
     removed = []
     for rule in p["prune"]:
-        if not os.path.isdir(rule["directory"]):
+        directory = os.path.normpath(rule["directory"])
+        if not os.path.isdir(directory):
             continue
-        for name in sorted(os.listdir(rule["directory"])):
-            path = os.path.join(rule["directory"], name)
+        for name in sorted(os.listdir(directory)):
+            path = os.path.join(directory, name)
             if fnmatch.fnmatch(name, rule["glob"]) and path not in wanted and os.path.isfile(path):
                 if not module.check_mode:
                     os.unlink(path)

@@ -18,8 +18,8 @@ description:
     counts once its marker file says complete; a failed build removes every directory
     this call created, so nothing half-built is ever switched to.
   - O(state=switched) points C(current) at the release with a symlink swap (C(rename)),
-    which is atomic: a service sees the old or the new release, never neither.
-  - O(state=bad) marks a release as failed: it never becomes a rollback target and is pruned first.
+    which is atomic; a service sees the old or the new release, never neither.
+  - O(state=bad) marks a release as failed; it never becomes a rollback target and is pruned first.
   - O(state=pruned) keeps the newest O(keep) good releases and never removes the current
     one or the newest good one before it.
   - O(state=info) only reports.

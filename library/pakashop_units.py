@@ -14,6 +14,8 @@ description:
   - O(state=started) starts units that are not active; O(state=stopped) stops active ones;
     O(state=restarted) restarts all of them (O(only) narrows that down).
   - O(enabled) enables or disables units that differ, in the same way.
+  - Units about to be started or restarted get C(systemctl reset-failed) first, so a start
+    limit used up by an earlier crash loop does not refuse a deliberate start.
 author: Pakashop Ops
 options:
   units:
@@ -96,6 +98,10 @@ def show(module: AnsibleModule, units: list[str]) -> dict[str, dict[str, str]]:
 def systemctl(module: AnsibleModule, verb: str, units: list[str]) -> None:
     if not units or module.check_mode:
         return
+    if verb in ("start", "restart"):
+        # A deliberate (re)start must not be refused because an earlier crash loop used up
+        # the unit's start limit (a rollback right after a crashing release needs exactly that).
+        module.run_command(["systemctl", "reset-failed", "--", *units])
     rc, _, err = module.run_command(["systemctl", verb, "--", *units])
     if rc != 0:
         module.fail_json(msg=f"systemctl {verb} {' '.join(units)} failed: {err.strip()}", units=show(module, units))

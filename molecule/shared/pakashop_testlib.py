@@ -74,3 +74,38 @@ def probe_health(container: str, services: list[dict] | None = None) -> dict[str
     """GET /health and /health/ready of the services from inside an app host."""
     pairs = [[s["name"], s["port"]] for s in (services or SERVICES)]
     return json.loads(docker_exec(container, "python3", "-c", PROBE, json.dumps(pairs)).stdout)
+
+
+def make_release(version: str, tag: str, *extra: str) -> str:
+    """Commit the fixture application at `version` (with faults etc.) to the forge; return the sha."""
+    proc = subprocess.run(
+        [str(PROJECT / ".venv/bin/python"), str(PROJECT / "tests/fixtures/app/make_repo.py"),
+         "--repo", str(PROJECT / ".sandbox/app"), "--catalog", str(PROJECT / "roles/pakashop_catalog/defaults/main.yml"),
+         "--version", version, "--tag", tag, "--bare-mirror", str(PROJECT / ".sandbox/git/pakashop-app.git"), *extra],
+        capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def served(container: str) -> dict[str, tuple[str, str]]:
+    """(version, release) that each service's /health reports; fails on any unhealthy one."""
+    results = probe_health(container)
+    bad = {k: v for k, v in results.items() if v[0] != 200}
+    assert not bad, f"unhealthy on {container}: {bad}"
+    return {s["name"]: (results[f"{s['name']}/health"][1]["version"], results[f"{s['name']}/health"][1]["release"])
+            for s in SERVICES}
+
+
+def marker(container: str, service: str, release: str) -> dict:
+    out = docker_exec(container, "cat", f"/opt/pakashop/{service}/releases/{release}/.pakashop-release.json",
+                      check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host."""
+    import re
+
+    result = {}
+    for host, counters in re.findall(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE):
+        result[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+    return result

@@ -209,7 +209,12 @@ def pakashop_health_targets(services: list[dict[str, Any]], names: list[str] | N
             for s in services if names is None or s["name"] in names]
 
 
+def pakashop_unit_names(names: list[str], template: str = "pakashop-{}.service") -> list[str]:
+    """Service names to unit names (or another per-service string, e.g. a journal identifier)."""
+    return [template.format(name) for name in names]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"pakashop_catalog": pakashop_catalog, "pakashop_release_id": pakashop_release_id,
-                "pakashop_health_targets": pakashop_health_targets}
+                "pakashop_health_targets": pakashop_health_targets, "pakashop_unit_names": pakashop_unit_names}

@@ -151,6 +151,11 @@ def test_release_ids_that_are_refused(bad):
         catalog.check_release_id(bad)
 
 
+def test_unit_names():
+    assert catalog.pakashop_unit_names(["a", "b-c"]) == ["pakashop-a.service", "pakashop-b-c.service"]
+    assert catalog.pakashop_unit_names(["a"], "--identifier=pakashop-{}") == ["--identifier=pakashop-a"]
+
+
 def test_health_targets_carry_name_and_port_only():
     services = build()["services"]
     assert catalog.pakashop_health_targets(services, ["gateway", "search"]) == [

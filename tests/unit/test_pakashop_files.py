@@ -171,9 +171,6 @@ def test_prune_removes_only_unlisted_matching_files(run_module, tmp_path):
     assert again["removed_paths"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "module bug: the content of secret files is not registered as a no_log value, so "
-    "AnsibleModule echoes it back in invocation.module_args.files[].content"))
 def test_secret_content_is_never_returned(run_module, spec, tmp_path):
     spec["_ansible_diff"] = True
 
@@ -273,9 +270,6 @@ def test_unknown_owner_is_refused(run_module, tmp_path):
     assert not target.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "module bug: prune compares os.path.join(directory, name) with the normpath()ed file paths, "
-    "so a prune directory written with a double slash deletes the file this same call just wrote"))
 def test_prune_directory_spelling_does_not_delete_listed_files(run_module, tmp_path):
     units = tmp_path / "units"
     units.mkdir()
