@@ -69,6 +69,18 @@ options:
     description: Seconds one service's build may take.
     type: int
     default: 600
+  restart:
+    description:
+      - With O(state=switched), restart the units (C(pakashop-<name>.service)) of the services
+        whose link moved, and start the listed services that are not running, in the same
+        call; systemd runs the jobs in parallel.
+    type: bool
+    default: false
+  restart_also:
+    description: With O(restart), services to restart even if their link did not move (e.g. a changed env file).
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -85,11 +97,12 @@ EXAMPLES = r"""
     revision: 3f2a9c1e0b7d4c55aa10c2b6f7a8e9d0c1b2a3f4
     services: "{{ pakashop_catalog_resolved.services }}"
 
-- name: Switch one tier
+- name: Switch one tier and restart what moved
   pakashop_release:
     state: switched
     release: 20261121T101500Z-3f2a9c1
     services: "{{ tier_services }}"
+    restart: true
 
 - name: Where is every service
   pakashop_release:
@@ -112,6 +125,11 @@ changed_services:
   returned: always
   type: list
   elements: str
+restarted_units:
+  description: Units restarted or started by O(restart).
+  returned: with state=switched
+  type: list
+  elements: str
 built_seconds:
   description: Build time per service built by this call.
   returned: with state=built
@@ -127,6 +145,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pakashop_systemd import restart_and_start
 
 MARKER = ".pakashop-release.json"
 RELEASE_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -357,6 +376,8 @@ def main() -> None:
             "workers": {"type": "int", "default": 4},
             "keep": {"type": "int", "default": 5},
             "build_timeout": {"type": "int", "default": 600},
+            "restart": {"type": "bool", "default": False},
+            "restart_also": {"type": "list", "elements": "str", "default": []},
         },
         required_if=[("state", "built", ("release",)), ("state", "bad", ("release",))],
         mutually_exclusive=[("git_dir", "source_dir")],
@@ -387,6 +408,11 @@ def main() -> None:
         changed, result["built_seconds"] = do_build(module, services)
     elif p["state"] == "switched":
         changed = do_switch(module, services)
+        if p["restart"]:
+            again = set(changed) | set(p["restart_also"])
+            result["restarted_units"] = restart_and_start(
+                module, [f"pakashop-{s['name']}.service" for s in services],
+                [f"pakashop-{s['name']}.service" for s in services if s["name"] in again])
     elif p["state"] == "bad":
         changed = do_mark_bad(module, services)
     elif p["state"] == "pruned":
@@ -394,7 +420,7 @@ def main() -> None:
     else:
         changed = []
     result["services"] = {s["name"]: service_info(p["root"], s["name"]) for s in services}
-    module.exit_json(changed=bool(changed), changed_services=changed, **result)
+    module.exit_json(changed=bool(changed or result.get("restarted_units")), changed_services=changed, **result)
 
 
 if __name__ == "__main__":

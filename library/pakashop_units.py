@@ -79,32 +79,7 @@ acted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-PROPS = ["Id", "LoadState", "ActiveState", "SubState", "UnitFileState",
-         "ActiveEnterTimestampMonotonic", "InactiveEnterTimestampMonotonic", "MainPID", "NRestarts"]
-
-
-def show(module: AnsibleModule, units: list[str]) -> dict[str, dict[str, str]]:
-    rc, out, err = module.run_command(["systemctl", "show", "--property=" + ",".join(PROPS), "--", *units])
-    if rc != 0:
-        module.fail_json(msg=f"systemctl show failed: {err.strip()}")
-    result: dict[str, dict[str, str]] = {}
-    # One block of KEY=VALUE lines per unit, separated by blank lines, in argument order.
-    for unit, block in zip(units, out.strip().split("\n\n")):
-        result[unit] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-    return result
-
-
-def systemctl(module: AnsibleModule, verb: str, units: list[str]) -> None:
-    if not units or module.check_mode:
-        return
-    if verb in ("start", "restart"):
-        # A deliberate (re)start must not be refused because an earlier crash loop used up
-        # the unit's start limit (a rollback right after a crashing release needs exactly that).
-        module.run_command(["systemctl", "reset-failed", "--", *units])
-    rc, _, err = module.run_command(["systemctl", verb, "--", *units])
-    if rc != 0:
-        module.fail_json(msg=f"systemctl {verb} {' '.join(units)} failed: {err.strip()}", units=show(module, units))
+from ansible.module_utils.pakashop_systemd import ACTIVE, loaded_or_fail, restart_and_start, show, systemctl
 
 
 def main() -> None:
@@ -134,9 +109,7 @@ def main() -> None:
         module.exit_json(changed=changed, units={}, acted=[])
 
     before = show(module, units)
-    missing = [u for u, s in before.items() if s.get("LoadState") != "loaded"]
-    if missing:
-        module.fail_json(msg=f"units not loaded (not installed or invalid): {', '.join(missing)}", units=before)
+    loaded_or_fail(module, before)
 
     if p["enabled"] is not None:
         # static/generated units cannot be enabled; only flip the ones that are plainly off/on.
@@ -146,7 +119,7 @@ def main() -> None:
         systemctl(module, "enable" if p["enabled"] else "disable", wrong)
         changed = changed or bool(wrong)
 
-    active = {u for u, s in before.items() if s.get("ActiveState") in ("active", "activating", "reloading")}
+    active = {u for u, s in before.items() if s.get("ActiveState") in ACTIVE}
     acted: list[str] = []
     if p["state"] == "started":
         acted = [u for u in units if u not in active]
@@ -155,11 +128,7 @@ def main() -> None:
         acted = [u for u in units if u in active or before[u].get("ActiveState") == "failed"]
         systemctl(module, "stop", acted)
     elif p["state"] == "restarted":
-        acted = [u for u in units if p["only"] is None or u in p["only"]]
-        systemctl(module, "restart", acted)
-        rest = [u for u in units if u not in acted and u not in active]
-        systemctl(module, "start", rest)
-        acted += rest
+        acted = restart_and_start(module, units, units if p["only"] is None else p["only"], before)
     module.exit_json(changed=changed or bool(acted), acted=acted,
                      units=before if module.check_mode else show(module, units))
 

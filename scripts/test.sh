@@ -29,11 +29,14 @@ stage ansible-lint ansible-lint --profile production --offline
 stage ruff ruff check .
 stage pytest pytest -q -p no:cacheprovider --junitxml="$results/pytest.xml" tests
 
+scenarios=$(ls molecule | grep -v '^shared$')
 if [ "${PAKASHOP_REUSE_SANDBOX:-0}" != 1 ]; then
   scripts/sandbox.sh down >/dev/null
   rm -rf .sandbox
+  # Molecule keeps its own idea of what exists; forget it along with the sandbox.
+  for scenario in $scenarios; do molecule reset -s "$scenario" >/dev/null 2>&1 || true; done
 fi
-for scenario in $(ls molecule | grep -v '^shared$'); do
+for scenario in $scenarios; do
   stage "molecule-$scenario" molecule test -s "$scenario"
 done
 

@@ -44,3 +44,11 @@ def run_module(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
         return result, bool(result.get("failed", False))
 
     return _run
+
+
+# The project's module_utils, importable as ansible.module_utils.<name> as on the hosts.
+import ansible.module_utils
+
+_MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
