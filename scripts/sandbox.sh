@@ -17,6 +17,13 @@ boot_host() {
   local status
   if docker container inspect "$container" >/dev/null 2>&1; then
     status=$(docker container inspect -f '{{.State.Status}}' "$container")
+    # A host from another image (an older build) or another checkout (whose forge serves
+    # that checkout's repository) is replaced, not reused.
+    if [ "$(docker container inspect -f '{{.Config.Image}} {{index .Config.Labels "pakashop.sandbox"}}' \
+          "$container")" != "$image $root" ]; then
+      docker rm -f "$container" >/dev/null
+      status=missing
+    fi
   else
     status=missing
   fi
@@ -27,7 +34,7 @@ boot_host() {
       --cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
       --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
       -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
-      --label pakashop.sandbox=1 "${extra[@]}" "$image" >/dev/null
+      --label "pakashop.sandbox=$root" "${extra[@]}" "$image" >/dev/null
   elif [ "$status" != running ]; then
     docker start "$container" >/dev/null
   fi
@@ -80,8 +87,16 @@ up() {
 }
 
 down() {
-  docker info >/dev/null 2>&1 || return 0
-  for h in "${hosts[@]}"; do docker rm -f "pakashop-$h" >/dev/null 2>&1 || true; done
+  # Containers outlive a stopped daemon (a machine restored from a snapshot, a killed
+  # run): start the engine when it is installed so that "down" really removes them.
+  if ! docker info >/dev/null 2>&1; then
+    [ -x /usr/sbin/dockerd ] || return 0
+    "$root/scripts/docker-engine.sh"
+  fi
+  for h in "${hosts[@]}"; do
+    docker container inspect "pakashop-$h" >/dev/null 2>&1 || continue
+    docker rm -f "pakashop-$h" >/dev/null || { echo "could not remove pakashop-$h" >&2; return 1; }
+  done
   docker network rm "$network" >/dev/null 2>&1 || true
   echo "sandbox down"
 }

@@ -31,7 +31,7 @@ stage pytest pytest -q -p no:cacheprovider --junitxml="$results/pytest.xml" test
 
 scenarios=$(ls molecule | grep -v '^shared$')
 if [ "${PAKASHOP_REUSE_SANDBOX:-0}" != 1 ]; then
-  scripts/sandbox.sh down >/dev/null
+  scripts/sandbox.sh down >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
   rm -rf .sandbox
   # Molecule keeps its own idea of what exists; forget it along with the sandbox.
   for scenario in $scenarios; do molecule reset -s "$scenario" >/dev/null 2>&1 || true; done
