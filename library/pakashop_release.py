@@ -151,6 +151,11 @@ MARKER = ".pakashop-release.json"
 RELEASE_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def valid_release_id(value: object) -> bool:
+    """A release id is a timestamp and a revision, and never a path trick."""
+    return isinstance(value, str) and bool(RELEASE_RE.match(value)) and ".." not in value
+
+
 class BuildError(Exception):
     pass
 
@@ -385,7 +390,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    if p["release"] is not None and (not RELEASE_RE.match(p["release"]) or ".." in p["release"]):
+    if p["release"] is not None and not valid_release_id(p["release"]):
         module.fail_json(msg=f"invalid release id {p['release']!r}: expected YYYYmmddTHHMMSSZ-<revision>")
     if p["state"] == "built" and not (p["git_dir"] or p["source_dir"]):
         module.fail_json(msg="state=built needs git_dir (with revision) or source_dir")
@@ -394,7 +399,7 @@ def main() -> None:
     services = p["services"]
     for svc in services:
         rel = svc.get("release")
-        if rel is not None and (not isinstance(rel, str) or not RELEASE_RE.match(rel) or ".." in rel):
+        if rel is not None and not valid_release_id(rel):
             module.fail_json(msg=f"invalid release id {rel!r} for service {svc.get('name')}")
         if p["state"] == "switched" and not (rel or p["release"]):
             module.fail_json(msg=f"state=switched needs release, or a release per service ({svc.get('name')})")
