@@ -188,6 +188,9 @@ def test_rollback_of_one_service():
         got = served(container)
         assert got["backend"] == ("v2", STATE["v2"])
         assert {v for k, v in got.items() if k != "backend"} == {("v7", STATE["v7"])}
+    # The rollback is on record, with its target and what moved.
+    record = json.loads(docker_exec("pakashop-app1", "tail", "-n", "1", "/opt/pakashop/.deploy-history.jsonl").stdout)
+    assert (record["action"], record["targets"], record["switched"]) == ("rollback", {"backend": STATE["v2"]}, ["backend"])
 
 
 def test_rollback_to_a_named_release():
